@@ -1,0 +1,3 @@
+from inkcast.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from inkcast.settings import setting
+
+DEFAULT_PORT = 8417
+
+
+def default_state_dir() -> Path:
+    import os
+
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "inkcast" / "signaling"
+
+
+@dataclass
+class SignalConfig:
+    host: str = setting("127.0.0.1", "address the public (viewer) side listens on")
+    port: int = setting(DEFAULT_PORT, "TCP port of the public side (0: any free port)")
+    public_url: str = setting("", "URL viewers reach this server at, for links (default http://HOST:PORT)")
+    state_dir: Path | None = setting(None, "where device-token hash, tablets and links are kept (default ~/.local/state/inkcast/signaling)")
+    device_token: str = setting("", "token tablets authenticate with; when unset one is generated, stored (as a hash) and printed once", secret=True)
+    link_ttl: float = setting(86400.0, "lifetime of a viewer link, seconds")
+    answer_timeout: float = setting(10.0, "seconds a tablet has to answer a viewer's offer")
+    max_viewers: int = setting(20, "viewers per tablet at once")
+    max_body: int = setting(64 * 1024, "largest accepted SDP offer, bytes")
+    web_dir: Path | None = setting(None, "folder of the viewer page (default: web/ beside the code)")
+    turn_urls: list[str] = setting([], "STUN/TURN URLs handed to tablets and viewers, comma-separated "
+                                   "(e.g. turn:turn.example.com:3478?transport=udp,turn:...?transport=tcp)")
+    turn_secret_file: Path | None = setting(None, "file holding coturn's static-auth-secret (or set INKCAST_TURN_SECRET)")
+    turn_ttl: float = setting(3600.0, "lifetime of a tablet's TURN credentials, seconds (a viewer's end with its link)")

@@ -1,0 +1,87 @@
+"""``inkcast tablet``: the streamer, as it runs on the tablet."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import socket
+import sys
+
+from inkcast import settings
+from signaling import protocol
+
+from .config import TabletConfig
+from .session import SessionSettings, TabletSession
+from .source import open_source
+from .stream import TabletStream
+
+logger = logging.getLogger(__name__)
+
+
+def default_name() -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-")[:63].strip("-")
+    return name or "tablet"
+
+
+def build_stream(config: TabletConfig) -> TabletStream:
+    source = open_source(config.source, layout_name=config.layout or None,
+                         path=config.replay if config.source == "replay" else config.file,
+                         loop=config.loop, pause=config.pause)
+    logger.info("source: %s", source.description)
+    return TabletStream(source, config.capture_settings(), config.vp8_settings())
+
+
+def build_session(config: TabletConfig, stream: TabletStream, **kwargs) -> TabletSession:
+    name = config.name or default_name()
+    if not protocol.valid_tablet_name(name):
+        raise SystemExit(f"inkcast: tablet name {name!r} must be a-z, 0-9 and - (at most 63)")
+    if not config.device_token:
+        raise SystemExit("inkcast: set the device token signaling printed (--device-token or INKCAST_DEVICE_TOKEN)")
+    return TabletSession(stream, SessionSettings(
+        signal_url=config.signal_url, name=name, device_token=config.device_token,
+        max_viewers=config.max_viewers, relay_only=config.relay_only), **kwargs)
+
+
+async def print_link_when_registered(session: TabletSession, ttl: float, out=sys.stdout) -> None:
+    if ttl <= 0:
+        return
+    await session.registered.wait()
+    link = await session.mint_link(ttl)
+    print(f"\nViewer link for {session.settings.name} (valid {ttl / 3600:g} h):\n\n    {link['url']}\n", file=out, flush=True)
+
+
+async def run_tablet(config: TabletConfig) -> None:
+    stream = build_stream(config)
+    session = build_session(config, stream)
+    tasks = [asyncio.create_task(stream.run()), asyncio.create_task(session.run()),
+             asyncio.create_task(print_link_when_registered(session, config.link_ttl))]
+    try:
+        done, _ = await asyncio.wait(tasks[:2], return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await session.close()
+        await stream.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    config = settings.from_sources(TabletConfig, args)
+    print(settings.describe(config), file=sys.stderr)
+    try:
+        asyncio.run(run_tablet(config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "tablet", help="stream this tablet's screen through a signaling server",
+        description="Capture the screen (or replay a page), encode it once as VP8 and serve every "
+                    "viewer that signaling forwards. Settings come from flags, then INKCAST_* variables.")
+    settings.add_arguments(parser, TabletConfig)
+    parser.set_defaults(func=run)

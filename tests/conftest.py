@@ -1,0 +1,18 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES_RM = Path(os.environ.get("INKCAST_FIXTURES_RM", ROOT.parent / "shared" / "fixtures" / "rm"))
+
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture(scope="session")
+def rm_fixtures() -> Path:
+    """The folder of real .rm notebook pages; tests needing it skip where it is absent."""
+    if not FIXTURES_RM.is_dir() or not any(FIXTURES_RM.glob("*.rm")):
+        pytest.skip(f"real .rm pages not found at {FIXTURES_RM} (set INKCAST_FIXTURES_RM)")
+    return FIXTURES_RM
