@@ -34,7 +34,7 @@ class DemoConfig:
 class Demo:
     """The demo's parts, started and stopped together (tests drive it too)."""
 
-    def __init__(self, config: DemoConfig, state_dir: Path, **tablet_overrides):
+    def __init__(self, config: DemoConfig, state_dir: Path, source=None, **tablet_overrides):
         self.config = config
         self.state_dir = state_dir
         token = secrets.token_urlsafe(24)
@@ -43,6 +43,7 @@ class Demo:
         self.tablet_config = TabletConfig(**{
             "source": "replay", "replay": config.replay, "layout": config.layout, "pause": config.pause,
             "name": "demo", "device_token": token, "max_fps": config.max_fps, **tablet_overrides})
+        self._source = source
         self.runner = None
         self.app = None
         self.stream = None
@@ -55,7 +56,7 @@ class Demo:
         host = self.signal_config.host
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
         self.tablet_config.signal_url = f"ws://{connect_host}:{self.signal_config.port}/tablet"
-        self.stream = build_stream(self.tablet_config)
+        self.stream = build_stream(self.tablet_config, self._source)
         self.session = build_session(self.tablet_config, self.stream)
         self._tasks = [asyncio.create_task(self.stream.run(), name="stream"),
                        asyncio.create_task(self.session.run(), name="session")]

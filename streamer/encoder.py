@@ -41,6 +41,10 @@ def _plane_view(plane) -> np.ndarray:
 
 
 class Vp8Encoder:
+    # libvpx encoders opened in this process: the fan-out promise ("one encoder per stream,
+    # whatever the number of viewers") is checked against it.
+    instances = 0
+
     def __init__(self, width: int, height: int, settings: Vp8Settings = Vp8Settings()):
         if width % 2 or height % 2:
             raise ValueError(f"I420 needs even dimensions, got {width}x{height}")
@@ -61,6 +65,7 @@ class Vp8Encoder:
     def _open_codec(self):
         s = self.settings
         codec = av.CodecContext.create("libvpx", "w")
+        Vp8Encoder.instances += 1
         codec.width = self.width
         codec.height = self.height
         codec.pix_fmt = "yuv420p"

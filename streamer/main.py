@@ -25,10 +25,11 @@ def default_name() -> str:
     return name or "tablet"
 
 
-def build_stream(config: TabletConfig) -> TabletStream:
-    source = open_source(config.source, layout_name=config.layout or None,
-                         path=config.replay if config.source == "replay" else config.file,
-                         loop=config.loop, pause=config.pause)
+def build_stream(config: TabletConfig, source=None) -> TabletStream:
+    if source is None:
+        source = open_source(config.source, layout_name=config.layout or None,
+                             path=config.replay if config.source == "replay" else config.file,
+                             loop=config.loop, pause=config.pause)
     logger.info("source: %s", source.description)
     return TabletStream(source, config.capture_settings(), config.vp8_settings())
 

@@ -21,6 +21,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 
 from signaling import protocol
 from .stream import TabletStream
+from .viewerfeedback import ViewerFeedback
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class _Viewer:
     id: str
     pc: RTCPeerConnection
     track: Any
+    feedback: ViewerFeedback | None = None
 
 
 # How to open the WebSocket: the default dials directly; the tailnet passes its own.
@@ -229,13 +231,17 @@ class TabletSession:
             capabilities = RTCRtpSender.getCapabilities("video")
             vp8 = [c for c in capabilities.codecs if c.mimeType in ("video/VP8", "video/rtx")]
             transceiver.setCodecPreferences(vp8)
-            # PLI and FIR from this viewer reach the one shared encoder, not a per-sender one.
-            transceiver.sender._send_keyframe = lambda: self.stream.request_keyframe("pli")
+            # PLI and FIR from this viewer reach the one shared encoder, not a per-sender one,
+            # when the viewer really lacks a picture.
+            viewer.feedback = ViewerFeedback(
+                transceiver.sender, lambda: self.stream.request_keyframe("pli"), viewer_id,
+                on_not_needed=self.stream.keyframe_request_not_needed)
             try:
                 answer = await pc.createAnswer()
             except Exception as exc:
                 raise OfferError(400, f"the offer cannot receive VP8 video: {exc}") from None
             await pc.setLocalDescription(answer)
+            viewer.feedback.watch_transport()
             if "VP8" not in pc.localDescription.sdp:
                 raise OfferError(400, "the offer does not accept VP8 video")
             return pc.localDescription.sdp

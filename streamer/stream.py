@@ -37,6 +37,8 @@ class StreamStats:
     requested_keyframes_encoded: int = 0
     refreshes_encoded: int = 0
     keyframe_requests: Counter = field(default_factory=Counter)
+    # PLI/FIR of a viewer that already holds every frame (see viewerfeedback).
+    keyframe_requests_not_needed: int = 0
     bytes_encoded: int = 0
     packets_published: int = 0
     # Thread CPU seconds spent in the worker, by stage.
@@ -85,6 +87,9 @@ class TabletStream:
         self.stats.keyframe_requests[reason] += 1
         self._keyframe_pending = True
         self._wake.set()
+
+    def keyframe_request_not_needed(self) -> None:
+        self.stats.keyframe_requests_not_needed += 1
 
     def track(self, name: str):
         """A new viewer's track; it joins the stream when its sender asks for the first frame."""
@@ -145,11 +150,15 @@ class TabletStream:
         t1 = time.thread_time()
         stats.cpu_capture += t1 - t0
         changed = rect is not None
+        if changed:
+            shown = self.converter.convert(self._captured, rect)
+            self._shown, self._captured = self._captured, self._shown
+            # A change outside the visible page (rM1's hidden columns) is no change to a viewer.
+            changed = not shown.is_empty
         if not changed and not keyframe:
+            stats.cpu_convert += time.thread_time() - t1
             return _Step([], False, False)
         if changed:
-            self.converter.convert(self._captured, rect)
-            self._shown, self._captured = self._captured, self._shown
             stats.changed_frames += 1
         elif refresh:
             stats.refreshes_encoded += 1

@@ -32,7 +32,7 @@ class AiortcViewer:
         self.pc: RTCPeerConnection | None = None
         self.location: str | None = None
         self.frames = 0
-        self.last_frame: np.ndarray | None = None  # Y plane of the last decoded frame
+        self.last_frame: np.ndarray | None = None  # the last decoded picture, full-range gray
         self.first_frame_at: float | None = None
         self.size: tuple[int, int] | None = None
         self._reader: asyncio.Task | None = None
@@ -64,7 +64,8 @@ class AiortcViewer:
                 if self.first_frame_at is None:
                     self.first_frame_at = time.monotonic()
                 self.size = (frame.width, frame.height)
-                self.last_frame = frame.to_ndarray(format="gray")
+                luma = frame.to_ndarray()[: frame.height]  # yuv420p: the Y rows come first
+                self.last_frame = np.clip((luma.astype(np.float64) - 16) * 255 / 219, 0, 255)
                 self._got_frame.set()
         except MediaStreamError:
             pass

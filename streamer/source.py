@@ -1,0 +1,54 @@
+"""Where frames come from: the Source protocol, and one factory for the three kinds.
+
+A source fills a caller-owned buffer with one native frame in its ``layout``; the pipeline
+allocates its buffers once from ``layout.frame_bytes`` and reuses them for every capture.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from .pixelformat import Layout
+
+KINDS = ("replay", "device", "file")
+
+
+@runtime_checkable
+class Source(Protocol):
+    layout: Layout
+    description: str  # one line for logs, e.g. "replay of Lines_v2.rm as rm2-3.24-bgra"
+
+    def read_into(self, buf) -> None:
+        """Fill ``buf`` (len == layout.frame_bytes, writable) with the current screen."""
+
+    def close(self) -> None: ...
+
+
+def open_source(kind: str, *, layout_name: str | None, path: Path | None, loop: bool = True,
+                pause: float = 3.0, root: Path = Path("/"), clock=time.monotonic) -> Source:
+    """A source of ``kind`` ("replay", "device" or "file").
+
+    replay: ``path`` is a .rm page (None: the built-in Hershey page), drawn in ``layout_name``
+    (default rm2-3.24-bgra). device: the tablet below ``root``; ``layout_name`` forces a layout.
+    file: a raw dump at ``path`` in ``layout_name`` (a known name or WIDTHxHEIGHT:FORMAT[...]).
+    """
+    from .layouts import DEFAULT_REPLAY_LAYOUT, get_layout
+
+    if kind == "replay":
+        from .replay import open_replay
+
+        layout = get_layout(layout_name or DEFAULT_REPLAY_LAYOUT)
+        return open_replay(Path(path) if path is not None else None, layout, loop=loop, pause=pause, clock=clock)
+    if kind == "device":
+        from .device import DeviceSource
+
+        return DeviceSource.open(Path(root), layout_name)
+    if kind == "file":
+        from .filesource import FileSource
+
+        if path is None or not layout_name:
+            raise ValueError("a file source needs a path and a layout (a known name or WIDTHxHEIGHT:FORMAT)")
+        return FileSource(path, layout_name)
+    raise ValueError(f"unknown source kind {kind!r}: use one of {', '.join(KINDS)}")
