@@ -322,6 +322,12 @@ async def _expire_sessions(state: SignalState, period: float = 1.0) -> None:
         await _end_sessions_of(state, lambda s: not state.links.still_valid(s.link), "link expired")
 
 
+async def _close_tablet_sockets(app: web.Application) -> None:
+    # Tell tablets we are going away (they redial), rather than holding shutdown until they time out.
+    for conn in list(app[STATE].registry.tablets.values()):
+        await conn.ws.close(code=1001, message=b"signaling is shutting down")
+
+
 async def _background(app: web.Application):
     state = app[STATE]
     task = asyncio.create_task(_expire_sessions(state))
@@ -365,6 +371,7 @@ def create_app(config: SignalConfig, **hooks) -> web.Application:
                           client_max_size=config.max_body + 1024)
     app[STATE] = state
     app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_close_tablet_sockets)
     app.router.add_post("/whep/{tablet}", whep_offer)
     app.router.add_route("OPTIONS", "/whep/{tablet}", whep_options)
     app.router.add_route("OPTIONS", "/whep/{tablet}/{session}", whep_options)

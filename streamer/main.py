@@ -13,6 +13,8 @@ from inkcast import settings
 from signaling import protocol
 
 from .config import TabletConfig
+from .device import UnsupportedDevice
+from .layouts import describe_layouts
 from .session import SessionSettings, TabletSession
 from .source import open_source
 from .stream import TabletStream
@@ -26,12 +28,19 @@ def default_name() -> str:
 
 
 def build_stream(config: TabletConfig, source=None) -> TabletStream:
+    def open_configured():
+        return open_source(config.source, layout_name=config.layout or None,
+                           path=config.replay if config.source == "replay" else config.file,
+                           loop=config.loop, pause=config.pause)
+
     if source is None:
-        source = open_source(config.source, layout_name=config.layout or None,
-                             path=config.replay if config.source == "replay" else config.file,
-                             loop=config.loop, pause=config.pause)
+        try:
+            source = open_configured()
+        except (UnsupportedDevice, ValueError, OSError) as exc:
+            raise SystemExit(f"inkcast: {exc}") from None
     logger.info("source: %s", source.description)
-    return TabletStream(source, config.capture_settings(), config.vp8_settings())
+    reopen = open_configured if config.source == "device" else None
+    return TabletStream(source, config.capture_settings(), config.vp8_settings(), reopen=reopen)
 
 
 def build_session(config: TabletConfig, stream: TabletStream, **kwargs) -> TabletSession:
@@ -86,3 +95,8 @@ def register(subparsers) -> None:
                     "viewer that signaling forwards. Settings come from flags, then INKCAST_* variables.")
     settings.add_arguments(parser, TabletConfig)
     parser.set_defaults(func=run)
+
+    layouts = subparsers.add_parser(
+        "layouts", help="list the framebuffer layouts inkcast knows (models and firmware)",
+        description="The known pixel layouts; --layout NAME forces one, or give WIDTHxHEIGHT:FORMAT.")
+    layouts.set_defaults(func=lambda args: print(describe_layouts()) or 0)

@@ -202,7 +202,11 @@ def read_page(path: Path | str) -> Page:
 
     path = Path(path)
     with open(path, "rb") as f:
-        tree = read_tree(f)
+        try:
+            tree = read_tree(f)
+        except Exception as exc:  # rmscene raises whatever its parser met: EOFError, ValueError...
+            raise ValueError(f"{path}: not a readable reMarkable v6 page "
+                             f"({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})") from None
     anchors = _anchor_positions(tree.root_text)
     paper_w, paper_h = RM_WIDTH, RM_HEIGHT
     if tree.scene_info is not None and tree.scene_info.paper_size:

@@ -60,10 +60,13 @@ class _Step:
 
 class TabletStream:
     def __init__(self, source: Source, capture: CaptureSettings = CaptureSettings(),
-                 vp8: Vp8Settings = Vp8Settings(), clock: Callable[[], float] = time.monotonic):
+                 vp8: Vp8Settings = Vp8Settings(), clock: Callable[[], float] = time.monotonic,
+                 reopen: Callable[[], Source] | None = None):
         layout = source.layout
         self.source = source
         self.layout = layout
+        # How to find the screen again when reading it fails (xochitl restarted, say).
+        self._reopen = reopen
         self.clock = clock
         self.stats = StreamStats()
         self.encoder = Vp8Encoder(layout.page_width, layout.page_height, vp8)
@@ -120,7 +123,13 @@ class TabletStream:
                 refresh = not keyframe and self.policy.refresh_due(now)
                 if keyframe:
                     self._keyframe_pending = False
-                step = await loop.run_in_executor(self._worker, self._step, keyframe or refresh, refresh)
+                try:
+                    step = await loop.run_in_executor(self._worker, self._step, keyframe or refresh, refresh)
+                except OSError as exc:
+                    if self._reopen is None:
+                        raise
+                    await self._recover(exc)
+                    continue
                 now = self.clock()
                 self.policy.captured(now, step.changed)
                 if step.packets:
@@ -132,6 +141,27 @@ class TabletStream:
         except Exception:
             logger.exception("the capture loop of %s stopped", self.source.description)
             raise
+
+    async def _recover(self, error: OSError, wait: float = 2.0) -> None:
+        logger.warning("reading the screen failed (%s); looking for it again in %.0f s", error, wait)
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            await asyncio.sleep(wait)
+            try:
+                source = await loop.run_in_executor(self._worker, self._reopen)
+            except Exception as exc:  # UnsupportedDevice, OSError: keep trying, say why
+                logger.warning("the screen is not readable yet: %s", exc)
+                wait = min(wait * 2, 30.0)
+                continue
+            if source.layout != self.layout:
+                source.close()
+                raise RuntimeError(f"the screen came back as {source.layout.name}, not {self.layout.name}: restart inkcast")
+            self.source.close()
+            self.source = source
+            self._primed = False
+            self._keyframe_pending = True
+            logger.info("reading the screen again: %s", source.description)
+            return
 
     def prime(self) -> None:
         """Capture and convert the current screen once, so changes count from here on."""
