@@ -34,12 +34,15 @@ class DemoConfig:
 class Demo:
     """The demo's parts, started and stopped together (tests drive it too)."""
 
-    def __init__(self, config: DemoConfig, state_dir: Path, source=None, **tablet_overrides):
+    def __init__(self, config: DemoConfig, state_dir: Path, source=None, signal_overrides: dict | None = None,
+                 signal_hooks: dict | None = None, **tablet_overrides):
         self.config = config
         self.state_dir = state_dir
         token = secrets.token_urlsafe(24)
         self.signal_config = SignalConfig(host=config.host, port=config.port, state_dir=state_dir,
-                                          device_token=token, link_ttl=config.link_ttl)
+                                          device_token=token, link_ttl=config.link_ttl,
+                                          **(signal_overrides or {}))
+        self.signal_hooks = signal_hooks or {}
         self.tablet_config = TabletConfig(**{
             "source": "replay", "replay": config.replay, "layout": config.layout, "pause": config.pause,
             "name": "demo", "device_token": token, "max_fps": config.max_fps, **tablet_overrides})
@@ -52,7 +55,7 @@ class Demo:
 
     async def start(self) -> str:
         """Start everything; returns the viewer link once the tablet has registered."""
-        self.runner, self.app = await start_signaling(self.signal_config)
+        self.runner, self.app = await start_signaling(self.signal_config, **self.signal_hooks)
         host = self.signal_config.host
         connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
         self.tablet_config.signal_url = f"ws://{connect_host}:{self.signal_config.port}/tablet"

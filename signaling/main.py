@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
         pass
+    except (ValueError, OSError) as exc:  # a TURN secret that is unfit, a busy port...
+        print(f"inkcast signal: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -322,3 +322,68 @@ async def test_viewer_page_is_served_with_strict_headers(client):
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     script = await client.get("/web/viewer.js")
     assert script.status == 200
+
+
+# -- TURN credentials handed out -----------------------------------------------------------
+
+TURN_URLS = ["stun:turn.example.test:3478", "turn:turn.example.test:3478?transport=udp",
+             "turn:turn.example.test:3478?transport=tcp"]
+
+
+@pytest.fixture
+async def turn_client(aiohttp_client, tmp_path):
+    secret = tmp_path / "turn-secret"
+    secret.write_text("0123456789abcdef0123456789abcdef\n")
+    secret.chmod(0o600)
+    config = SignalConfig(state_dir=tmp_path / "state", device_token=DEVICE_TOKEN, answer_timeout=2,
+                          turn_urls=TURN_URLS, turn_secret_file=secret, turn_ttl=1.0)
+    return await aiohttp_client(create_app(config))
+
+
+def expiry_of(username: str) -> int:
+    return int(username.split(":", 1)[0])
+
+
+async def test_tablet_gets_its_own_turn_credentials_and_fresh_ones_in_time(turn_client):
+    import time
+
+    ws = await turn_client.ws_connect("/tablet", headers={"Authorization": f"Bearer {DEVICE_TOKEN}"})
+    await ws.send_json({"type": "hello", "name": "desk"})
+    welcome = await ws.receive_json(timeout=5)
+    stun, turn = welcome["ice_servers"]
+    assert stun == {"urls": [TURN_URLS[0]]}
+    assert turn["urls"] == TURN_URLS[1:] and turn["username"].endswith(":tablet-desk")
+    first = expiry_of(turn["username"])
+    assert first <= time.time() + 1.0 + 1
+    fresh = await ws.receive_json(timeout=3)  # at half of the 1 s lifetime
+    assert fresh["type"] == "ice_servers"
+    assert expiry_of(fresh["ice_servers"][1]["username"]) >= first
+
+
+async def test_viewer_turn_credentials_end_with_the_link(turn_client, offer_sdp):
+    ws = await turn_client.ws_connect("/tablet", headers={"Authorization": f"Bearer {DEVICE_TOKEN}"})
+    await ws.send_json({"type": "hello", "name": "desk"})
+    await ws.receive_json(timeout=5)
+    token, link = turn_client.app[STATE].links.mint("desk", 30.0)
+
+    config = await (await turn_client.get("/api/view", headers={"Authorization": f"Bearer {token}"})).json()
+    username = config["ice_servers"][1]["username"]
+    assert username.endswith(f":viewer-{link.id}") and expiry_of(username) <= link.expires_at
+
+    answering = asyncio.create_task(answer_next_offer(ws))
+    response = await post_offer(turn_client, "desk", token, offer_sdp)
+    await answering
+    assert response.status == 201
+    links = response.headers.getall("Link")
+    assert len(links) == 3 and all('rel="ice-server"' in value for value in links)
+    assert any("turn:turn.example.test:3478?transport=tcp" in value and f':viewer-{link.id}"' in value
+               and "credential=" in value for value in links)
+    assert "Link" in response.headers["Access-Control-Expose-Headers"]
+
+
+def test_turn_urls_without_a_secret_are_refused_clearly(tmp_path, monkeypatch):
+    from turn.credentials import TurnSecretError
+
+    monkeypatch.delenv("INKCAST_TURN_SECRET", raising=False)
+    with pytest.raises(TurnSecretError, match="secret"):
+        create_app(SignalConfig(state_dir=tmp_path, device_token=DEVICE_TOKEN, turn_urls=TURN_URLS))

@@ -88,11 +88,13 @@ class Stack:
 
 @asynccontextmanager
 async def demo_stack(state_dir: Path, page: Path | None = None, layout: str = "rm2-3.24-bgra",
-                     loop: bool = False, pause: float = 3.0, **tablet_overrides):
+                     loop: bool = False, pause: float = 3.0, signal_overrides: dict | None = None,
+                     signal_hooks: dict | None = None, **tablet_overrides):
     clock = ReplayClock()
     source = open_source("replay", layout_name=layout, path=page, loop=loop, pause=pause, clock=clock)
     overrides = {"refresh_interval": 0.0, **tablet_overrides}
-    demo = Demo(DemoConfig(port=0, layout=layout), state_dir, source=source, **overrides)
+    demo = Demo(DemoConfig(port=0, layout=layout), state_dir, source=source, signal_overrides=signal_overrides,
+                signal_hooks=signal_hooks, **overrides)
     try:
         url = await demo.start()
         yield Stack(demo, url, clock)
