@@ -118,7 +118,7 @@ class TabletStream:
                         continue  # re-plan: a keyframe request may not be allowed yet
                     except asyncio.TimeoutError:
                         pass
-                now = self.clock()
+                now = started = self.clock()
                 keyframe = self._keyframe_pending and self.policy.keyframe_allowed_at(now) <= now
                 refresh = not keyframe and self.policy.refresh_due(now)
                 if keyframe:
@@ -130,12 +130,15 @@ class TabletStream:
                         raise
                     await self._recover(exc)
                     continue
-                now = self.clock()
-                self.policy.captured(now, step.changed)
+                # Periods count from the start of a capture, so a slow step does not lower the rate.
+                self.policy.captured(started, step.changed)
                 if step.packets:
-                    self.policy.sent(now, step.keyframe)
+                    self.policy.sent(self.clock(), step.keyframe)
                     self.stats.packets_published += len(step.packets)
                     self.broadcaster.publish(step.packets)
+                    if step.keyframe:
+                        # Whoever asked while it was being encoded is watching now and gets it.
+                        self._keyframe_pending = False
         except asyncio.CancelledError:
             raise
         except Exception:
