@@ -25,7 +25,7 @@ from support.browser import chromium  # noqa: E402
 from support.coturn import run_coturn  # noqa: E402
 from support.stack import demo_stack  # noqa: E402
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "rm"
+FIXTURES = ROOT / "tests" / "fixtures" / "rm"
 
 
 async def time_runs(stack, runs: int, relay: bool) -> list[float]:

@@ -40,7 +40,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-FIXTURES = Path("/work/shared/fixtures/rm")
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "rm"
 DEFAULT_PAGE = "Color_and_tool_v3.14.4.rm"
 DEFAULT_LAYOUT = "rm2-3.24-bgra"
 NAIVE_FPS = 10.0

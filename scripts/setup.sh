@@ -23,8 +23,8 @@ apt_install() {
 }
 
 python=""
-for candidate in python3.13 python3.12 python3.11 python3; do
-  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+for candidate in python3 python3.11 python3.12 python3.13; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     python=$candidate; break
   fi
 done
@@ -49,6 +49,6 @@ if [ $want_test -eq 1 ]; then
   apt_install chromium coturn openssl
   if [ -x tailnet/build.sh ]; then
     say "building libtailscale and the local tailnet control server (reused when up to date)"
-    tailnet/build.sh || echo "warning: the tailnet build failed; tailnet tests will skip and say why" >&2
+    bash tailnet/build.sh host || echo "warning: the tailnet build failed; tailnet tests will skip and say why" >&2
   fi
 fi

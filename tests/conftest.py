@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES_RM = Path(os.environ.get("INKCAST_FIXTURES_RM", ROOT.parent / "shared" / "fixtures" / "rm"))
+# The real pages live in the repository (tests/fixtures/rm, copied from ../shared/fixtures/rm);
+# INKCAST_FIXTURES_RM points the tests at another folder of pages.
+FIXTURES_RM = Path(os.environ.get("INKCAST_FIXTURES_RM", ROOT / "tests" / "fixtures" / "rm"))
 
 sys.path.insert(0, str(ROOT / "tests"))
 
