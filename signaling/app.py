@@ -46,7 +46,8 @@ class SignalState:
     device_tokens: DeviceTokens
     ice_servers_for: IceServersFor = no_ice_servers
     link_headers_for: Callable[[str, float], list[str]] = lambda name, not_after: []
-    # Who may register over the WebSocket besides a device-token holder (the tailnet's check).
+    # How a tablet proves itself: "token", "tailnet" (identify_tablet names an allowed node) or "both".
+    tablet_auth: str = "token"
     identify_tablet: Callable | None = None
     public_url: str = ""
     generated_device_token: str | None = None
@@ -211,18 +212,22 @@ async def view_config(request: web.Request) -> web.Response:
 
 # -- tablets --------------------------------------------------------------------------------
 
-async def _authorize_tablet(state: SignalState, request: web.Request) -> bool:
-    if state.device_tokens.check(bearer(request)):
-        return True
-    if state.identify_tablet is not None:
-        return await state.identify_tablet(request)
-    return False
+async def _authorize_tablet(state: SignalState, request: web.Request) -> str:
+    """Who the registering tablet is, by the configured proof; raises 401/403 otherwise."""
+    token_ok = state.device_tokens.check(bearer(request))
+    if state.tablet_auth in ("token", "both") and not token_ok:
+        raise SignalError(401, "a tablet must present its device token (Authorization: Bearer ...)")
+    if state.tablet_auth == "token":
+        return "device token"
+    identity = await state.identify_tablet(request) if state.identify_tablet else None
+    if identity is None:
+        raise SignalError(403, "this tailnet node is not allowed to register as a tablet")
+    return identity
 
 
 async def tablet_socket(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    if not await _authorize_tablet(state, request):
-        raise SignalError(401, "a tablet must present its device token (Authorization: Bearer ...)")
+    who = await _authorize_tablet(state, request)
     ws = web.WebSocketResponse(heartbeat=20, max_msg_size=protocol.MAX_MESSAGE)
     await ws.prepare(request)
     try:
@@ -235,6 +240,7 @@ async def tablet_socket(request: web.Request) -> web.StreamResponse:
         await ws.send_json({"type": "error", "message": str(exc) or "no hello in time"})
         await ws.close()
         return ws
+    logger.info("tablet %s connecting (%s, from %s)", name, who, request.remote or "the tailnet")
     conn = await state.registry.register(name, ws, hello)
     refresher = asyncio.create_task(_refresh_tablet_ice(state, ws, name))
     try:
@@ -350,8 +356,22 @@ def turn_hooks(config: SignalConfig) -> dict:
     return {"ice_servers_for": ice_servers_for, "link_headers_for": link_headers_for}
 
 
-def create_app(config: SignalConfig, **hooks) -> web.Application:
-    """The signaling app for ``config``; ``hooks`` set SignalState's optional callables."""
+def create_tablet_app(state: SignalState) -> web.Application:
+    """Only the tablet side (its WebSocket), sharing ``state``: what the tailnet listener serves."""
+    app = web.Application(middlewares=[errors_middleware])
+    app[STATE] = state
+    app.router.add_get("/tablet", tablet_socket)
+    app.router.add_get("/healthz", healthz)
+    app.on_shutdown.append(_close_tablet_sockets)
+    return app
+
+
+def create_app(config: SignalConfig, tablets_here: bool = True, **hooks) -> web.Application:
+    """The signaling app for ``config``; ``hooks`` set SignalState's optional callables.
+
+    ``tablets_here=False`` leaves the tablet WebSocket out (it is served on the tailnet by
+    ``create_tablet_app`` instead): the public side then only serves viewers.
+    """
     hooks = {**turn_hooks(config), **hooks}
     state_dir = config.state_dir or default_state_dir()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -377,7 +397,8 @@ def create_app(config: SignalConfig, **hooks) -> web.Application:
     app.router.add_route("OPTIONS", "/whep/{tablet}/{session}", whep_options)
     app.router.add_delete("/whep/{tablet}/{session}", whep_delete)
     app.router.add_patch("/whep/{tablet}/{session}", whep_patch)
-    app.router.add_get("/tablet", tablet_socket)
+    if tablets_here:
+        app.router.add_get("/tablet", tablet_socket)
     app.router.add_get("/view", view_page)
     app.router.add_get("/api/view", view_config)
     app.router.add_post("/api/links", links_create)

@@ -31,3 +31,12 @@ class SignalConfig:
                                    "(e.g. turn:turn.example.com:3478?transport=udp,turn:...?transport=tcp)")
     turn_secret_file: Path | None = setting(None, "file holding coturn's static-auth-secret (or set INKCAST_TURN_SECRET)")
     turn_ttl: float = setting(3600.0, "lifetime of a tablet's TURN credentials, seconds (a viewer's end with its link)")
+    tablet_port: int = setting(8418, "with --tailnet: port of the tablet WebSocket on the tailnet (not on HOST)")
+    tablet_auth: str = setting("", "how tablets prove who they are: token, tailnet (identity in the allow-list), "
+                               "or both (default: tailnet with --tailnet, else token)",
+                               choices=["", "token", "tailnet", "both"])
+    allow_tags: list[str] = setting([], "with tailnet identity: tailnet tags allowed to register as tablets (e.g. tag:inkcast-tablet)")
+    allow_nodes: list[str] = setting([], "with tailnet identity: tailnet node names allowed to register as tablets")
+
+    def tablet_auth_mode(self, tailnet: bool) -> str:
+        return self.tablet_auth or ("tailnet" if tailnet else "token")

@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
 from inkcast import settings
 
-from .app import STATE, create_app
-from .config import SignalConfig
+from .app import STATE, create_app, create_tablet_app
+from .config import SignalConfig, default_state_dir
+
+SIGNALING_HOSTNAME = "inkcast-signaling"
 
 
-async def start(config: SignalConfig, **hooks) -> tuple[web.AppRunner, web.Application]:
-    """Start the app on config.host:config.port; with port 0 the chosen port is written back."""
-    app = create_app(config, **hooks)
+async def start(config: SignalConfig, tablets_here: bool = True, **hooks) -> tuple[web.AppRunner, web.Application]:
+    """Start the public app on config.host:config.port; with port 0 the chosen port is written back."""
+    app = create_app(config, tablets_here=tablets_here, **hooks)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     if config.port == 0:
         config.port = site._server.sockets[0].getsockname()[1]
         if not config.public_url:
@@ -28,42 +36,102 @@ async def start(config: SignalConfig, **hooks) -> tuple[web.AppRunner, web.Appli
     return runner, app
 
 
+def check_tablet_auth(config: SignalConfig, tailnet: bool) -> str:
+    mode = config.tablet_auth_mode(tailnet)
+    if mode in ("tailnet", "both"):
+        if not tailnet:
+            raise SystemExit("inkcast signal: tablet identity by tailnet needs --tailnet")
+        if not (config.allow_tags or config.allow_nodes):
+            raise SystemExit("inkcast signal: say which tailnet nodes may register: --allow-tags tag:... "
+                             "or --allow-nodes NAME (or --tablet-auth token)")
+    return mode
+
+
+async def start_on_tailnet(config: SignalConfig, node, **hooks):
+    """Viewers on the public listener, tablets on ``node``'s tailnet listener only."""
+    from .tailnetside import AllowList, TailnetIdentity
+
+    mode = check_tablet_auth(config, tailnet=True)
+    identity = TailnetIdentity(node, AllowList(frozenset(config.allow_tags), frozenset(config.allow_nodes)))
+    runner, app = await start(config, tablets_here=False, tablet_auth=mode, identify_tablet=identity, **hooks)
+    tablet_runner = web.AppRunner(create_tablet_app(app[STATE]), access_log=None)
+    await tablet_runner.setup()
+    await node.serve_aiohttp(tablet_runner, f":{config.tablet_port}")
+    return runner, app, tablet_runner
+
+
 def announce_device_token(app: web.Application, out=sys.stdout) -> None:
     token = app[STATE].generated_device_token
-    if token:
+    if token and app[STATE].tablet_auth in ("token", "both"):
         print("\nA device token was generated for tablets to register with. It is shown only this once;\n"
               "only its hash is stored. Give it to the tablet as INKCAST_DEVICE_TOKEN:\n\n"
               f"    {token}\n", file=out, flush=True)
 
 
-async def serve(config: SignalConfig) -> None:
-    runner, app = await start(config)
+async def serve(config: SignalConfig, tailnet_settings=None) -> None:
+    node = tablet_runner = None
+    if tailnet_settings is not None and tailnet_settings.tailnet:
+        from streamer.tailnet import join
+
+        node = await join(tailnet_settings)
+        try:
+            runner, app, tablet_runner = await start_on_tailnet(config, node)
+        except BaseException:
+            await node.close()
+            raise
+        where = f"ws://{node.hostname}:{config.tablet_port}/tablet on the tailnet only"
+    else:
+        runner, app = await start(config, tablet_auth=check_tablet_auth(config, tailnet=False))
+        where = f"ws://{config.host}:{config.port}/tablet"
     announce_device_token(app)
-    print(f"signaling listening on http://{config.host}:{config.port} (tablets: /tablet, viewers: /view)",
+    print(f"signaling: viewers at http://{config.host}:{config.port}/view, tablets at {where}",
           file=sys.stderr, flush=True)
     try:
         await asyncio.Event().wait()
     finally:
+        if tablet_runner is not None:
+            await tablet_runner.cleanup()
         await runner.cleanup()
+        if node is not None:
+            await node.close()
+
+
+def _tailnet_settings(args: argparse.Namespace, config: SignalConfig):
+    from streamer.tailnet import TailnetSettings
+
+    tailnet = settings.from_sources(TailnetSettings, args)
+    defaults = TailnetSettings()
+    if not tailnet.tailnet_hostname:
+        tailnet.tailnet_hostname = SIGNALING_HOSTNAME
+    if tailnet.tailnet_state_dir == defaults.tailnet_state_dir:
+        tailnet.tailnet_state_dir = Path(config.state_dir or default_state_dir()) / "tailnet"
+    return tailnet
 
 
 def run(args: argparse.Namespace) -> int:
     config = settings.from_sources(SignalConfig, args)
+    tailnet = _tailnet_settings(args, config)
     print(settings.describe(config), file=sys.stderr)
+    if tailnet.tailnet:
+        print(settings.describe(tailnet), file=sys.stderr)
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, tailnet))
     except KeyboardInterrupt:
         pass
-    except (ValueError, OSError) as exc:  # a TURN secret that is unfit, a busy port...
+    except (ValueError, OSError) as exc:  # a TURN secret that is unfit, a busy port, the tailnet...
         print(f"inkcast signal: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
 def register(subparsers) -> None:
+    from streamer.tailnet import TailnetSettings
+
     parser = subparsers.add_parser(
         "signal", help="run the signaling server (tablet registry, viewer links, WHEP)",
-        description="Serve the tablet WebSocket, the WHEP endpoint and the viewer page. "
+        description="Serve the tablet WebSocket, the WHEP endpoint and the viewer page. With --tailnet, "
+                    "tablets register on the tailnet only and are known by their tailnet identity. "
                     "Settings come from flags, then INKCAST_* variables.")
     settings.add_arguments(parser, SignalConfig)
+    settings.add_arguments(parser.add_argument_group("tailnet"), TailnetSettings)
     parser.set_defaults(func=run)

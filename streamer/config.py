@@ -28,6 +28,7 @@ class TabletConfig:
     bitrate: int = setting(2_000_000, "VP8 target bitrate, bits per second")
     max_viewers: int = setting(20, "viewers at once")
     relay_only: bool = setting(False, "use only TURN-relayed paths for media")
+    heartbeat: float = setting(15.0, "seconds between pings to signaling; a connection that stops answering is redialled")
 
     def capture_settings(self) -> CaptureSettings:
         return CaptureSettings(max_fps=self.max_fps, linger=self.linger, idle_interval=self.idle_interval,

@@ -43,15 +43,15 @@ def build_stream(config: TabletConfig, source=None) -> TabletStream:
     return TabletStream(source, config.capture_settings(), config.vp8_settings(), reopen=reopen)
 
 
-def build_session(config: TabletConfig, stream: TabletStream, **kwargs) -> TabletSession:
+def build_session(config: TabletConfig, stream: TabletStream, tailnet: bool = False, **kwargs) -> TabletSession:
     name = config.name or default_name()
     if not protocol.valid_tablet_name(name):
         raise SystemExit(f"inkcast: tablet name {name!r} must be a-z, 0-9 and - (at most 63)")
-    if not config.device_token:
+    if not config.device_token and not tailnet:
         raise SystemExit("inkcast: set the device token signaling printed (--device-token or INKCAST_DEVICE_TOKEN)")
     return TabletSession(stream, SessionSettings(
         signal_url=config.signal_url, name=name, device_token=config.device_token,
-        max_viewers=config.max_viewers, relay_only=config.relay_only), **kwargs)
+        max_viewers=config.max_viewers, relay_only=config.relay_only, heartbeat=config.heartbeat), **kwargs)
 
 
 async def print_link_when_registered(session: TabletSession, ttl: float, out=sys.stdout) -> None:
@@ -62,9 +62,23 @@ async def print_link_when_registered(session: TabletSession, ttl: float, out=sys
     print(f"\nViewer link for {session.settings.name} (valid {ttl / 3600:g} h):\n\n    {link['url']}\n", file=out, flush=True)
 
 
-async def run_tablet(config: TabletConfig) -> None:
+def source_model(stream: TabletStream) -> str | None:
+    info = getattr(stream.source, "info", None)
+    return getattr(info, "machine", None)
+
+
+async def run_tablet(config: TabletConfig, tailnet_settings=None) -> None:
     stream = build_stream(config)
-    session = build_session(config, stream)
+    node = None
+    kwargs = {}
+    if tailnet_settings is not None and tailnet_settings.tailnet:
+        from .tailnet import join
+
+        # The tablet has no TUN device: its own process joins the tailnet, and the signaling
+        # WebSocket is dialled through it.
+        node = await join(tailnet_settings, model=source_model(stream))
+        kwargs["http_factory"] = node.http_session
+    session = build_session(config, stream, tailnet=node is not None, **kwargs)
     tasks = [asyncio.create_task(stream.run()), asyncio.create_task(session.run()),
              asyncio.create_task(print_link_when_registered(session, config.link_ttl))]
     try:
@@ -76,15 +90,25 @@ async def run_tablet(config: TabletConfig) -> None:
             task.cancel()
         await session.close()
         await stream.close()
+        if node is not None:
+            await node.close()
 
 
 def run(args: argparse.Namespace) -> int:
+    from .tailnet import TailnetError, TailnetSettings
+
     config = settings.from_sources(TabletConfig, args)
+    tailnet = settings.from_sources(TailnetSettings, args)
     print(settings.describe(config), file=sys.stderr)
+    if tailnet.tailnet:
+        print(settings.describe(tailnet), file=sys.stderr)
     try:
-        asyncio.run(run_tablet(config))
+        asyncio.run(run_tablet(config, tailnet))
     except KeyboardInterrupt:
         pass
+    except TailnetError as exc:
+        print(f"inkcast tablet: tailnet: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -94,6 +118,9 @@ def register(subparsers) -> None:
         description="Capture the screen (or replay a page), encode it once as VP8 and serve every "
                     "viewer that signaling forwards. Settings come from flags, then INKCAST_* variables.")
     settings.add_arguments(parser, TabletConfig)
+    from .tailnet import TailnetSettings
+
+    settings.add_arguments(parser.add_argument_group("tailnet (when the tablet has no TUN device)"), TailnetSettings)
     parser.set_defaults(func=run)
 
     layouts = subparsers.add_parser(

@@ -26,48 +26,10 @@ from inkcast import settings as inkcast_settings
 from streamer import tailnet
 from streamer.tailnet import (TailnetArgumentError, TailnetClosed, TailnetError, TailnetNode,
                               TailnetSettings, tailnet_peer)
-from support.tailnet import (ControlServer, NodeFactory, build_tailnet, child_env,
-                             prepare_environment)
+from support.tailnet import (ControlServer, NodeFactory, build_tailnet, child_env,  # noqa: F401
+                             control, eventually, nodes, prepare_environment, tailnet_build, unique)
 
 pytestmark = pytest.mark.tailnet
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:6]}"
-
-
-@pytest.fixture(scope="session")
-def tailnet_build():
-    build = build_tailnet()
-    prepare_environment()
-    return build
-
-
-@pytest.fixture(scope="module")
-def control(tailnet_build, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("control")
-    server = ControlServer(tailnet_build.control, tmp / "testcontrol.log")
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def nodes(control, tailnet_build, tmp_path):
-    factory = NodeFactory(control, tailnet_build.library, tmp_path)
-    yield factory
-    await factory.close_all()
-
-
-async def eventually(check, timeout: float = 10.0, what: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import asyncio
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,3 +216,43 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05, what: s
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+# -- fixtures (import them into a test module to use them) ---------------------------------
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def tailnet_build():
+    build = build_tailnet()
+    prepare_environment()
+    return build
+
+
+@pytest.fixture(scope="module")
+def control(tailnet_build, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("control")
+    server = ControlServer(tailnet_build.control, tmp / "testcontrol.log")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+async def nodes(control, tailnet_build, tmp_path):
+    factory = NodeFactory(control, tailnet_build.library, tmp_path)
+    yield factory
+    await factory.close_all()
+
+
+async def eventually(check, timeout: float = 10.0, what: str = "condition"):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
