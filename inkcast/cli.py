@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import logging
 import sys
+from typing import Coroutine
+
+from . import settings
 
 # Each module named here has register(subparsers) adding its subcommand(s); the subcommand's
 # parser carries func=<callable taking the parsed args and returning an exit status>.
@@ -51,3 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+
+
+def run_until_stopped(command: str, main: Coroutine, *configs) -> int:
+    """Print ``configs`` (no secrets), run ``main`` until it ends or Ctrl-C; errors the user can
+    act on (a busy port, an unfit secret, an unreachable tailnet) end it with one line, not a trace."""
+    for config in configs:
+        print(settings.describe(config), file=sys.stderr)
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        pass
+    except (OSError, ValueError) as exc:
+        print(f"inkcast {command}: {exc}", file=sys.stderr)
+        return 1
+    return 0

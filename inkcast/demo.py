@@ -17,6 +17,7 @@ from signaling.main import start as start_signaling
 from streamer.config import TabletConfig
 from streamer.main import build_session, build_stream
 
+from .cli import run_until_stopped
 from .settings import setting
 
 
@@ -101,15 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if config.replay is not None and not config.replay.is_file():
         print(f"inkcast demo: no such file: {config.replay}", file=sys.stderr)
         return 2
-    print(settings.describe(config), file=sys.stderr)
-    try:
-        asyncio.run(run_demo(config))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"inkcast demo: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_until_stopped("demo", run_demo(config), config)
 
 
 def register(subparsers) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -109,19 +108,11 @@ def _tailnet_settings(args: argparse.Namespace, config: SignalConfig):
 
 
 def run(args: argparse.Namespace) -> int:
+    from inkcast.cli import run_until_stopped
+
     config = settings.from_sources(SignalConfig, args)
     tailnet = _tailnet_settings(args, config)
-    print(settings.describe(config), file=sys.stderr)
-    if tailnet.tailnet:
-        print(settings.describe(tailnet), file=sys.stderr)
-    try:
-        asyncio.run(serve(config, tailnet))
-    except KeyboardInterrupt:
-        pass
-    except (ValueError, OSError) as exc:  # a TURN secret that is unfit, a busy port, the tailnet...
-        print(f"inkcast signal: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_until_stopped("signal", serve(config, tailnet), config, *([tailnet] if tailnet.tailnet else []))
 
 
 def register(subparsers) -> None:

@@ -33,6 +33,7 @@ from .layouts import (
     parse_version,
 )
 from .pixelformat import Layout, PixelFormat, native_bytes, native_view
+from .source import PreadSource
 
 XOCHITL = "/usr/bin/xochitl"
 WHAT_TO_DO = ("Force a layout with --layout NAME (known: {known}) if you know the right one, or report "
@@ -228,16 +229,14 @@ def _walk_headers(mem: Path, region: Mapping, layout: Layout, max_steps: int = 1
         os.close(fd)
 
 
-class DeviceSource:
+class DeviceSource(PreadSource):
     """The tablet's own screen. Build with :meth:`open`."""
 
     def __init__(self, info: DeviceInfo, entry: KnownLayout, path: Path, address: int, where: str):
+        super().__init__(path, address, entry.layout)
         self.info = info
-        self.layout = entry.layout
         self.address = address
         self.description = f"{info.machine} {info.firmware or '(firmware unknown)'} as {self.layout.name}, {where}"
-        self._fd = os.open(path, os.O_RDONLY)
-        self._size = self.layout.frame_bytes
 
     @classmethod
     def open(cls, root: Path = Path("/"), layout_name: str | None = None) -> DeviceSource:
@@ -281,19 +280,4 @@ class DeviceSource:
             raise _fail(info, f"no known screen layout for {info.model} firmware {info.firmware}")
         return entry
 
-    def read_into(self, buf) -> None:
-        """Fill ``buf`` (frame_bytes, writable) with the current screen; no allocation."""
-        n = os.preadv(self._fd, [buf], self.address)
-        if n != self._size:
-            raise OSError(f"short read of the screen: {n} of {self._size} bytes at {self.address:#x}")
 
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from .layouts import get_layout
 from .pixelformat import Layout
+from .source import PreadSource
 
 
-class FileSource:
+class FileSource(PreadSource):
     def __init__(self, path: Path | str, layout: Layout | str):
         self.path = Path(path)
-        self.layout = get_layout(layout) if isinstance(layout, str) else layout
+        super().__init__(self.path, 0, get_layout(layout) if isinstance(layout, str) else layout)
         self.description = f"file {self.path.name} as {self.layout.name}"
-        self._fd = os.open(self.path, os.O_RDONLY)
         try:
             self._check_size()
         except Exception:
@@ -35,18 +35,5 @@ class FileSource:
                 f"{lay.pixel_format.value}, stride {lay.stride}) is {need} bytes; pick the layout the dump "
                 f"was taken with, or describe it as WIDTHxHEIGHT:FORMAT[:stride=N][:ORIENTATION]")
 
-    def read_into(self, buf) -> None:
-        n = os.preadv(self._fd, [buf], 0)
-        if n != self.layout.frame_bytes:
-            raise OSError(f"{self.path}: read {n} of {self.layout.frame_bytes} bytes (did the file shrink?)")
-
-    def close(self) -> None:
-        if getattr(self, "_fd", -1) >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def short_read(self, n: int) -> str:
+        return f"{self.path}: read {n} of {self.layout.frame_bytes} bytes (did the file shrink?)"

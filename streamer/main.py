@@ -95,21 +95,13 @@ async def run_tablet(config: TabletConfig, tailnet_settings=None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .tailnet import TailnetError, TailnetSettings
+    from inkcast.cli import run_until_stopped
+
+    from .tailnet import TailnetSettings
 
     config = settings.from_sources(TabletConfig, args)
     tailnet = settings.from_sources(TailnetSettings, args)
-    print(settings.describe(config), file=sys.stderr)
-    if tailnet.tailnet:
-        print(settings.describe(tailnet), file=sys.stderr)
-    try:
-        asyncio.run(run_tablet(config, tailnet))
-    except KeyboardInterrupt:
-        pass
-    except TailnetError as exc:
-        print(f"inkcast tablet: tailnet: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_until_stopped("tablet", run_tablet(config, tailnet), config, *([tailnet] if tailnet.tailnet else []))
 
 
 def register(subparsers) -> None:

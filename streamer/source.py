@@ -6,6 +6,7 @@ allocates its buffers once from ``layout.frame_bytes`` and reuses them for every
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -24,6 +25,38 @@ class Source(Protocol):
         """Fill ``buf`` (len == layout.frame_bytes, writable) with the current screen."""
 
     def close(self) -> None: ...
+
+
+class PreadSource:
+    """A screen read with one ``preadv`` per frame from a file (a dump, /proc/<pid>/mem, /dev/fb0)
+    at ``offset``, straight into the caller's buffer."""
+
+    layout: Layout
+    description: str
+
+    def __init__(self, path, offset: int, layout: Layout):
+        self.layout = layout
+        self.offset = offset
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def read_into(self, buf) -> None:
+        n = os.preadv(self._fd, [buf], self.offset)
+        if n != self.layout.frame_bytes:
+            raise OSError(self.short_read(n))
+
+    def short_read(self, n: int) -> str:
+        return f"short read of the screen: {n} of {self.layout.frame_bytes} bytes at {self.offset:#x}"
+
+    def close(self) -> None:
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def open_source(kind: str, *, layout_name: str | None, path: Path | None, loop: bool = True,

@@ -11,6 +11,9 @@ FIXTURES_RM = Path(os.environ.get("INKCAST_FIXTURES_RM", ROOT / "tests" / "fixtu
 
 sys.path.insert(0, str(ROOT / "tests"))
 
+# Fixtures that start real parts: coturn (support.coturn), a tailnet on loopback (support.tailnet).
+pytest_plugins = ["support.coturn", "support.tailnet"]
+
 
 @pytest.fixture(scope="session")
 def rm_fixtures() -> Path:

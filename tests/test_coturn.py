@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support.coturn import coturn, localize_config, run_coturn  # noqa: F401  (coturn is a fixture)
+from support.coturn import localize_config, run_coturn
 from turn.credentials import mint
 from turn.turnconf import SAMPLE_PARAMS, TurnConfParams, render
 

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from support.browser import INBOUND_STATS_JS, chromium
-from support.coturn import coturn  # noqa: F401  (fixture)
 from support.stack import demo_stack
 from turn.credentials import TurnSettings, password_for
 
@@ -36,7 +35,7 @@ def tablet_pair_types(stack) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-async def test_relay_only_both_ends(tmp_path, rm_fixtures, coturn, transport):  # noqa: F811
+async def test_relay_only_both_ends(tmp_path, rm_fixtures, coturn, transport):
     async with relay_stack(tmp_path, rm_fixtures, coturn, transport) as stack:
         async with chromium() as browser:
             page = await browser.new_page()
@@ -56,7 +55,7 @@ async def test_relay_only_both_ends(tmp_path, rm_fixtures, coturn, transport):  
                 "decodeURIComponent(location.hash.slice(1))}})).json()).ice_servers[0].username"))
 
 
-async def test_expired_turn_credentials_are_refused_and_the_page_says_why(tmp_path, rm_fixtures, coturn):  # noqa: F811
+async def test_expired_turn_credentials_are_refused_and_the_page_says_why(tmp_path, rm_fixtures, coturn):
     settings = TurnSettings(coturn.urls(stun=False, tcp=False), coturn.secret)
 
     def expired_ice_servers(name: str, not_after: float) -> list[dict]:

@@ -7,7 +7,6 @@ import re
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from signaling.app import STATE
 from signaling.main import start as start_signaling

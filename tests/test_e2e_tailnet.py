@@ -23,7 +23,7 @@ from streamer.source import open_source
 from streamer.stream import TabletStream
 from support.browser import INBOUND_STATS_JS, chromium
 from support.peers import AiortcViewer
-from support.tailnet import control, eventually, nodes, tailnet_build, unique  # noqa: F401
+from support.tailnet import eventually, unique
 
 pytestmark = pytest.mark.tailnet
 
@@ -52,7 +52,7 @@ class TailnetStack:
 
 
 @asynccontextmanager
-async def signaling_on_tailnet(nodes, tmp_path):  # noqa: F811
+async def signaling_on_tailnet(nodes, tmp_path):
     node = await nodes.up(unique("inkcast-signaling"))
     config = SignalConfig(port=0, state_dir=tmp_path / "signal", tablet_port=TABLET_PORT, allow_tags=[TABLET_TAG])
     runner, app, tablet_runner = await start_on_tailnet(config, node)
@@ -64,7 +64,7 @@ async def signaling_on_tailnet(nodes, tmp_path):  # noqa: F811
             await r.cleanup()
 
 
-async def tagged_tablet_node(nodes, control, stack, name=None, **kwargs):  # noqa: F811
+async def tagged_tablet_node(nodes, control, stack, name=None, **kwargs):
     name = name or unique("rm2")
     node = await nodes.up(name, **kwargs)
     control.set_tags(name, TABLET_TAG)
@@ -94,7 +94,7 @@ async def tablet_session(node, stack, rm_page, name="desk", heartbeat=15.0):
         await stream.close()
 
 
-async def test_tablet_on_the_tailnet_streams_to_a_public_browser(nodes, control, tmp_path, rm_fixtures):  # noqa: F811
+async def test_tablet_on_the_tailnet_streams_to_a_public_browser(nodes, control, tmp_path, rm_fixtures):
     async with signaling_on_tailnet(nodes, tmp_path) as stack:
         started = time.monotonic()
         node = await tagged_tablet_node(nodes, control, stack)
@@ -115,7 +115,7 @@ async def test_tablet_on_the_tailnet_streams_to_a_public_browser(nodes, control,
                 assert stats["framesDecoded"] >= 3 and (stats["frameWidth"], stats["frameHeight"]) == (1404, 1872)
 
 
-async def test_a_node_without_the_allowed_identity_is_refused(nodes, control, tmp_path):  # noqa: F811
+async def test_a_node_without_the_allowed_identity_is_refused(nodes, control, tmp_path):
     async with signaling_on_tailnet(nodes, tmp_path) as stack:
         stranger = await nodes.up(unique("laptop"))  # on the tailnet, but not tagged as a tablet
         async with stranger.http_session() as http:
@@ -128,7 +128,7 @@ async def test_a_node_without_the_allowed_identity_is_refused(nodes, control, tm
         assert stack.app[STATE].registry.tablets == {}
 
 
-async def test_restarted_tablet_is_the_same_node_and_registers_again(nodes, control, tmp_path, rm_fixtures):  # noqa: F811
+async def test_restarted_tablet_is_the_same_node_and_registers_again(nodes, control, tmp_path, rm_fixtures):
     async with signaling_on_tailnet(nodes, tmp_path) as stack:
         name = unique("rm2")
         first = await tagged_tablet_node(nodes, control, stack, name)
@@ -147,7 +147,7 @@ async def test_restarted_tablet_is_the_same_node_and_registers_again(nodes, cont
             assert who.hostname == name and TABLET_TAG in who.tags
 
 
-async def test_tablet_redials_when_its_tailnet_connection_drops(nodes, control, tmp_path, rm_fixtures):  # noqa: F811
+async def test_tablet_redials_when_its_tailnet_connection_drops(nodes, control, tmp_path, rm_fixtures):
     async with signaling_on_tailnet(nodes, tmp_path) as stack:
         node = await tagged_tablet_node(nodes, control, stack)
         async with tablet_session(node, stack, rm_fixtures / "Color_and_tool_v3.14.4.rm", heartbeat=2.0) as session:

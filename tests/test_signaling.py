@@ -7,7 +7,6 @@ whatever a test needs (a real answer is tested end to end in test_e2e_*.py).
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 

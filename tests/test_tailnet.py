@@ -16,7 +16,6 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
-import uuid
 
 import aiohttp
 import pytest
@@ -26,8 +25,7 @@ from inkcast import settings as inkcast_settings
 from streamer import tailnet
 from streamer.tailnet import (TailnetArgumentError, TailnetClosed, TailnetError, TailnetNode,
                               TailnetSettings, tailnet_peer)
-from support.tailnet import (ControlServer, NodeFactory, build_tailnet, child_env,  # noqa: F401
-                             control, eventually, nodes, prepare_environment, tailnet_build, unique)
+from support.tailnet import ControlServer, child_env, eventually, unique
 
 pytestmark = pytest.mark.tailnet
 
