@@ -67,6 +67,12 @@ def run_until_stopped(command: str, main: Coroutine, *configs) -> int:
     except KeyboardInterrupt:
         pass
     except (OSError, ValueError) as exc:
-        print(f"inkcast {command}: {exc}", file=sys.stderr)
+        print(f"inkcast {command}: {_message(exc)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    return str(exc)

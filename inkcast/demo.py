@@ -18,18 +18,24 @@ from streamer.config import TabletConfig
 from streamer.main import build_session, build_stream
 
 from .cli import run_until_stopped
-from .settings import setting
+from .settings import check, setting
 
 
 @dataclass
 class DemoConfig:
     host: str = setting("127.0.0.1", "address to listen on (0.0.0.0 to let other machines watch)")
     port: int = setting(DEFAULT_PORT, "TCP port to listen on")
-    replay: Path | None = setting(None, "a .rm page of your own to replay (default: built-in handwriting)")
+    replay: Path | None = setting(None, "a .rm page (format v6) to replay (default: a built-in page written with a stroke font)")
     layout: str = setting("rm2-3.24-bgra", "device pixel layout the replay is held in")
     pause: float = setting(3.0, "seconds before the replay starts again")
     max_fps: float = setting(10.0, "frames per second at most while drawing")
     link_ttl: float = setting(86400.0, "lifetime of the printed viewer link, seconds")
+
+    def __post_init__(self) -> None:
+        check(0 <= self.port <= 65535, DemoConfig, "port", "must be 0-65535")
+        check(self.max_fps > 0, DemoConfig, "max_fps", "must be positive")
+        check(self.link_ttl > 0, DemoConfig, "link_ttl", "must be positive")
+        check(self.pause >= 0, DemoConfig, "pause", "must be 0 or more")
 
 
 class Demo:
@@ -58,7 +64,8 @@ class Demo:
         """Start everything; returns the viewer link once the tablet has registered."""
         self.runner, self.app = await start_signaling(self.signal_config, **self.signal_hooks)
         host = self.signal_config.host
-        connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+        connect_host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        connect_host = f"[{connect_host}]" if ":" in connect_host else connect_host
         self.tablet_config.signal_url = f"ws://{connect_host}:{self.signal_config.port}/tablet"
         self.stream = build_stream(self.tablet_config, self._source)
         self.session = build_session(self.tablet_config, self.stream)
@@ -100,7 +107,8 @@ async def run_demo(config: DemoConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     config = settings.from_sources(DemoConfig, args)
     if config.replay is not None and not config.replay.is_file():
-        print(f"inkcast demo: no such file: {config.replay}", file=sys.stderr)
+        why = "is a folder, not a .rm page" if config.replay.is_dir() else "no such file"
+        print(f"inkcast demo: --replay {config.replay}: {why}", file=sys.stderr)
         return 2
     return run_until_stopped("demo", run_demo(config), config)
 
@@ -108,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="a replaying tablet, the signaling server and a viewer link, all on this machine",
-        description="Replay real handwriting as a tablet would stream it, serve it, and print a link to "
-                    "open in a browser. Runs until stopped (Ctrl-C); the page starts again when finished.")
+        description="Write a page stroke by stroke at pen speed, as a tablet would stream it, serve it, and "
+                    "print a link to open in a browser. Runs until stopped (Ctrl-C); the page starts again "
+                    "when finished.")
     settings.add_arguments(parser, DemoConfig)
     parser.set_defaults(func=run)

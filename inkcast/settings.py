@@ -51,14 +51,38 @@ def _parse(kind: Any, text: str) -> Any:
             return False
         raise ValueError(f"not a boolean: {text!r}")
     if kind is int:
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"not a whole number: {text!r}") from None
     if kind is float:
-        return float(text)
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"not a number: {text!r}") from None
     if kind is Path or kind == (Path | None):
         return Path(text) if text else None
     if kind == list[str]:
         return [part.strip() for part in text.split(",") if part.strip()]
     return text
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return ",".join(value) or "none"
+    return repr(value)
+
+
+def _argparse_type(kind: Any):
+    def parse(text: str) -> Any:
+        try:
+            return _parse(kind, text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -69,16 +93,17 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         kind = hints[field.name]
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        shown = "(secret)" if field.metadata.get("secret") else repr(default)
-        help_text = f"{field.metadata['help']} [env {env_name(field)}; default {shown}]"
+        shown = "(secret)" if field.metadata.get("secret") else _shown(default)
+        choices = field.metadata.get("choices")
+        one_of = f"; one of {', '.join(c for c in choices if c)}" if choices else ""
+        help_text = f"{field.metadata['help']} [env {env_name(field)}{one_of}; default {shown}]"
         dest = field.name
         if kind is bool:
             parser.add_argument(flag_name(field), dest=dest, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
         else:
             parser.add_argument(flag_name(field), dest=dest, default=None, metavar=field.name.upper(),
-                                type=lambda text, kind=kind: _parse(kind, text),
-                                choices=field.metadata.get("choices"), help=help_text)
+                                type=_argparse_type(kind), choices=choices, help=help_text)
 
 
 def from_sources(cls: type[T], args: argparse.Namespace | None = None,
@@ -104,7 +129,21 @@ def from_sources(cls: type[T], args: argparse.Namespace | None = None,
             choices = field.metadata.get("choices")
             if choices and values[field.name] not in choices:
                 raise SystemExit(f"inkcast: {env_name(field)} must be one of {', '.join(choices)}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a config's own check (__post_init__) of values that parse but make no sense
+        raise SystemExit(f"inkcast: {exc}") from None
+
+
+def flag_of(cls: type, name: str) -> str:
+    """How a user sets field ``name`` of ``cls``: for messages that name the flag, not the field."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f"{flag_name(field)} (or {env_name(field)})"
+
+
+def check(condition: bool, cls: type, name: str, must: str) -> None:
+    if not condition:
+        raise ValueError(f"{flag_of(cls, name)} {must}")
 
 
 def describe(config: Any) -> str:

@@ -177,6 +177,9 @@ async def whep_delete(request: web.Request) -> web.Response:
     state = request.app[STATE]
     tablet, session_id = request.match_info["tablet"], request.match_info["session"]
     _check_link(state, request, tablet)
+    if state.registry.recently_ended(session_id):
+        # The tablet saw the viewer go (DTLS close) before the page's own DELETE arrived.
+        return web.Response(status=200)
     session = state.registry.sessions.get(session_id)
     if session is None or session.tablet != tablet:
         raise SignalError(404, "no such viewer session")
@@ -214,9 +217,11 @@ async def view_config(request: web.Request) -> web.Response:
 
 async def _authorize_tablet(state: SignalState, request: web.Request) -> str:
     """Who the registering tablet is, by the configured proof; raises 401/403 otherwise."""
-    token_ok = state.device_tokens.check(bearer(request))
+    presented = bearer(request)
+    token_ok = state.device_tokens.check(presented)
     if state.tablet_auth in ("token", "both") and not token_ok:
-        raise SignalError(401, "a tablet must present its device token (Authorization: Bearer ...)")
+        raise SignalError(401, "wrong device token" if presented else
+                          "a tablet must present its device token (Authorization: Bearer ...)")
     if state.tablet_auth == "token":
         return "device token"
     identity = await state.identify_tablet(request) if state.identify_tablet else None
@@ -294,6 +299,8 @@ async def links_create(request: web.Request) -> web.Response:
     tablet = body.get("tablet") if isinstance(body, dict) else None
     if not isinstance(tablet, str) or not protocol.valid_tablet_name(tablet):
         raise SignalError(400, "a link needs a tablet name of a-z, 0-9 and -")
+    if state.registry.state(tablet) == "unknown":
+        raise SignalError(404, f"no tablet named {tablet} has registered here yet")
     return web.json_response(_mint(state, tablet, body.get("ttl")), status=201)
 
 
@@ -384,7 +391,7 @@ def create_app(config: SignalConfig, tablets_here: bool = True, **hooks) -> web.
         links=LinkStore(state_dir / "links.json"),
         device_tokens=device_tokens,
         generated_device_token=generated,
-        public_url=(config.public_url or f"http://{config.host}:{config.port}").rstrip("/"),
+        public_url=config.viewer_base_url(),
         **hooks,
     )
     app = web.Application(middlewares=[page_headers_middleware, errors_middleware],

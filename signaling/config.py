@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from inkcast.settings import setting
+from inkcast.settings import check, setting
 
 DEFAULT_PORT = 8417
 
@@ -37,6 +37,29 @@ class SignalConfig:
                                choices=["", "token", "tailnet", "both"])
     allow_tags: list[str] = setting([], "with tailnet identity: tailnet tags allowed to register as tablets (e.g. tag:inkcast-tablet)")
     allow_nodes: list[str] = setting([], "with tailnet identity: tailnet node names allowed to register as tablets")
+
+    def __post_init__(self) -> None:
+        me = SignalConfig
+        check(0 <= self.port <= 65535, me, "port", "must be 0-65535")
+        check(1 <= self.tablet_port <= 65535, me, "tablet_port", "must be 1-65535")
+        check(self.link_ttl > 0, me, "link_ttl", "must be positive")
+        check(self.answer_timeout > 0, me, "answer_timeout", "must be positive")
+        check(self.max_viewers >= 1, me, "max_viewers", "must be at least 1")
+        check(self.max_body >= 4096, me, "max_body", "must be at least 4096 (an SDP offer is a few kB)")
+        check(self.turn_ttl > 0, me, "turn_ttl", "must be positive")
+
+    def viewer_base_url(self) -> str:
+        """Where links point: --public-url, else this listener (by host name when on all addresses)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):
+            import socket
+
+            host = socket.gethostname()
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     def tablet_auth_mode(self, tailnet: bool) -> str:
         return self.tablet_auth or ("tailnet" if tailnet else "token")

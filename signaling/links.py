@@ -70,7 +70,7 @@ class LinkStore:
             raise LinkError(401, "this needs a viewer link's token (Authorization: Bearer ...)")
         link = self._by_digest.get(_digest(token))
         if link is None:
-            raise LinkError(401, "unknown viewer link")
+            raise LinkError(401, "unknown viewer link: ask whoever shared it for a new one")
         if link.revoked:
             raise LinkError(401, "this viewer link was revoked")
         if self._clock() >= link.expires_at:

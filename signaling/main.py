@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import asyncio
 import sys
 from pathlib import Path
@@ -25,13 +26,16 @@ async def start(config: SignalConfig, tablets_here: bool = True, **hooks) -> tup
     site = web.TCPSite(runner, config.host, config.port)
     try:
         await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        hint = " (another program uses it: choose another with --port)" if exc.errno == errno.EADDRINUSE else ""
+        raise OSError(exc.errno, f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}{hint}") from None
     except BaseException:
         await runner.cleanup()
         raise
     if config.port == 0:
         config.port = site._server.sockets[0].getsockname()[1]
-        if not config.public_url:
-            app[STATE].public_url = f"http://{config.host}:{config.port}"
+        app[STATE].public_url = config.viewer_base_url()
     return runner, app
 
 
@@ -59,12 +63,19 @@ async def start_on_tailnet(config: SignalConfig, node, **hooks):
     return runner, app, tablet_runner
 
 
-def announce_device_token(app: web.Application, out=sys.stdout) -> None:
-    token = app[STATE].generated_device_token
-    if token and app[STATE].tablet_auth in ("token", "both"):
+def announce_device_token(app: web.Application, config: SignalConfig, out=sys.stdout) -> None:
+    state = app[STATE]
+    if state.tablet_auth not in ("token", "both"):
+        return
+    token = state.generated_device_token
+    if token:
         print("\nA device token was generated for tablets to register with. It is shown only this once;\n"
               "only its hash is stored. Give it to the tablet as INKCAST_DEVICE_TOKEN:\n\n"
               f"    {token}\n", file=out, flush=True)
+    elif not config.device_token:
+        stored = Path(config.state_dir or default_state_dir()) / "device-token.sha256"
+        print(f"Tablets register with the device token printed when it was generated (its hash is in "
+              f"{stored}; delete that file and restart for a new token).", file=sys.stderr, flush=True)
 
 
 async def serve(config: SignalConfig, tailnet_settings=None) -> None:
@@ -82,7 +93,7 @@ async def serve(config: SignalConfig, tailnet_settings=None) -> None:
     else:
         runner, app = await start(config, tablet_auth=check_tablet_auth(config, tailnet=False))
         where = f"ws://{config.host}:{config.port}/tablet"
-    announce_device_token(app)
+    announce_device_token(app, config)
     print(f"signaling: viewers at http://{config.host}:{config.port}/view, tablets at {where}",
           file=sys.stderr, flush=True)
     try:

@@ -19,6 +19,8 @@ from .links import ViewerLink
 
 logger = logging.getLogger(__name__)
 
+ENDED_KEPT = 1000
+
 
 class SignalError(Exception):
     def __init__(self, status: int, message: str, retry_after: int | None = None):
@@ -56,6 +58,8 @@ class Registry:
         self.tablets: dict[str, TabletConnection] = {}
         self.sessions: dict[str, ViewerSession] = {}
         self.known: set[str] = set()
+        # Ids of sessions that ended lately, oldest first: a hang-up racing the end is no error.
+        self._ended: dict[str, None] = {}
         if self._known_path and self._known_path.exists():
             try:
                 self.known = set(json.loads(self._known_path.read_text()))
@@ -157,9 +161,15 @@ class Registry:
         logger.info("viewer session %s on %s ended (%s)", session_id, session.tablet, why)
         return session
 
+    def recently_ended(self, session_id: str) -> bool:
+        return session_id in self._ended
+
     def _forget(self, session_id: str) -> ViewerSession | None:
         session = self.sessions.pop(session_id, None)
         if session is not None:
+            self._ended[session_id] = None
+            while len(self._ended) > ENDED_KEPT:
+                self._ended.pop(next(iter(self._ended)))
             conn = self.tablets.get(session.tablet)
             if conn is not None:
                 conn.sessions.discard(session_id)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from inkcast.settings import setting
+from inkcast.settings import check, setting
 
 from .capture import CaptureSettings
 from .encoder import Vp8Settings
@@ -29,6 +29,20 @@ class TabletConfig:
     max_viewers: int = setting(20, "viewers at once")
     relay_only: bool = setting(False, "use only TURN-relayed paths for media")
     heartbeat: float = setting(15.0, "seconds between pings to signaling; a connection that stops answering is redialled")
+
+    def __post_init__(self) -> None:
+        me = TabletConfig
+        check(self.max_fps > 0, me, "max_fps", "must be positive")
+        check(self.linger >= 0, me, "linger", "must be 0 or more")
+        check(self.idle_interval > 0, me, "idle_interval", "must be positive")
+        check(self.refresh_interval >= 0, me, "refresh_interval", "must be 0 (never) or more")
+        check(self.bitrate >= 50_000, me, "bitrate", "must be at least 50000")
+        check(self.max_viewers >= 1, me, "max_viewers", "must be at least 1")
+        check(self.link_ttl >= 0, me, "link_ttl", "must be 0 (print no link) or more")
+        check(self.heartbeat > 0, me, "heartbeat", "must be positive")
+        check(self.pause >= 0, me, "pause", "must be 0 or more")
+        check(self.signal_url.startswith(("ws://", "wss://")), me, "signal_url",
+              f"must be a ws:// or wss:// URL, not {self.signal_url!r}")
 
     def capture_settings(self) -> CaptureSettings:
         return CaptureSettings(max_fps=self.max_fps, linger=self.linger, idle_interval=self.idle_interval,

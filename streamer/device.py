@@ -260,7 +260,8 @@ class DeviceSource(PreadSource):
     @staticmethod
     def _entry(info: DeviceInfo, layout_name: str | None) -> KnownLayout:
         if not info.machine:
-            raise _fail(info, "not a reMarkable: /sys/devices/soc0/machine is missing")
+            raise UnsupportedDevice("not a reMarkable: /sys/devices/soc0/machine is missing. On a computer, "
+                                    "--source replay writes a page as a tablet would (inkcast demo runs the lot)")
         if layout_name:
             layout = get_layout(layout_name)
             try:

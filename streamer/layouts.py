@@ -180,9 +180,15 @@ def describe_layouts() -> str:
         since = ".".join(map(str, entry.since))
         return f">= {since}" if entry.until is None else f"{since} - <{'.'.join(map(str, entry.until))}"
 
+    # One row per layout: a layout that came back in a later firmware lists both ranges.
+    ranges: dict[str, list[str]] = {}
+    for entry in KNOWN:
+        ranges.setdefault(entry.layout.name, []).append(versions(entry))
     rows = [f"{'layout':16} {'format':7} {'stored':>10} {'page':>10}  model, firmware"]
     for entry in KNOWN:
         lay = entry.layout
+        if lay.name not in ranges:
+            continue
         rows.append(f"{lay.name:16} {lay.pixel_format.value:7} {f'{lay.width}x{lay.height}':>10} "
-                    f"{f'{lay.page_width}x{lay.page_height}':>10}  {entry.model}, {versions(entry)}")
+                    f"{f'{lay.page_width}x{lay.page_height}':>10}  {entry.model}, {' and '.join(ranges.pop(lay.name))}")
     return "\n".join(rows)

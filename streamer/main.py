@@ -36,8 +36,8 @@ def build_stream(config: TabletConfig, source=None) -> TabletStream:
     if source is None:
         try:
             source = open_configured()
-        except (UnsupportedDevice, ValueError, OSError) as exc:
-            raise SystemExit(f"inkcast: {exc}") from None
+        except UnsupportedDevice as exc:
+            raise ValueError(str(exc)) from None
     logger.info("source: %s", source.description)
     reopen = open_configured if config.source == "device" else None
     return TabletStream(source, config.capture_settings(), config.vp8_settings(), reopen=reopen)
@@ -46,9 +46,9 @@ def build_stream(config: TabletConfig, source=None) -> TabletStream:
 def build_session(config: TabletConfig, stream: TabletStream, tailnet: bool = False, **kwargs) -> TabletSession:
     name = config.name or default_name()
     if not protocol.valid_tablet_name(name):
-        raise SystemExit(f"inkcast: tablet name {name!r} must be a-z, 0-9 and - (at most 63)")
+        raise ValueError(f"--name {name!r}: a tablet name is a-z, 0-9 and - (at most 63)")
     if not config.device_token and not tailnet:
-        raise SystemExit("inkcast: set the device token signaling printed (--device-token or INKCAST_DEVICE_TOKEN)")
+        raise ValueError("set the device token signaling printed (--device-token or INKCAST_DEVICE_TOKEN)")
     return TabletSession(stream, SessionSettings(
         signal_url=config.signal_url, name=name, device_token=config.device_token,
         max_viewers=config.max_viewers, relay_only=config.relay_only, heartbeat=config.heartbeat), **kwargs)

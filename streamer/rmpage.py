@@ -205,8 +205,9 @@ def read_page(path: Path | str) -> Page:
         try:
             tree = read_tree(f)
         except Exception as exc:  # rmscene raises whatever its parser met: EOFError, ValueError...
+            detail = str(exc)[:60].encode("ascii", "backslashreplace").decode() if str(exc).isprintable() else ""
             raise ValueError(f"{path}: not a readable reMarkable v6 page "
-                             f"({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})") from None
+                             f"({type(exc).__name__}{': ' + detail if detail else ''})") from None
     anchors = _anchor_positions(tree.root_text)
     paper_w, paper_h = RM_WIDTH, RM_HEIGHT
     if tree.scene_info is not None and tree.scene_info.paper_size:

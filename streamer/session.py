@@ -80,6 +80,7 @@ class TabletSession:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self.connections = 0
         self._link_waiter: asyncio.Future | None = None
+        self._answering: set[asyncio.Task] = set()
 
     # -- the signaling connection ------------------------------------------------------
 
@@ -94,7 +95,8 @@ class TabletSession:
                     raise
                 except aiohttp.WSServerHandshakeError as exc:
                     if exc.status == 401:
-                        logger.error("signaling refused the device token (401): check INKCAST_DEVICE_TOKEN")
+                        logger.error("signaling refused the device token (401): check --device-token "
+                                     "(INKCAST_DEVICE_TOKEN); retrying in %.0f s", self.settings.reconnect_max)
                         delay = self.settings.reconnect_max
                     else:
                         logger.warning("signaling refused the connection: %s %s", exc.status, exc.message)
@@ -146,7 +148,9 @@ class TabletSession:
         elif kind == "offer":
             # Each offer is answered in its own task: a slow ICE gathering must not hold
             # up the next viewer or the heartbeat.
-            asyncio.create_task(self._answer(ws, message))
+            task = asyncio.create_task(self._answer(ws, message))
+            self._answering.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._answering.discard)
         elif kind == "close":
             await self.close_viewer(message.get("id", ""), "signaling")
         elif kind == "link":

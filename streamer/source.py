@@ -81,7 +81,9 @@ def open_source(kind: str, *, layout_name: str | None, path: Path | None, loop: 
     if kind == "file":
         from .filesource import FileSource
 
-        if path is None or not layout_name:
-            raise ValueError("a file source needs a path and a layout (a known name or WIDTHxHEIGHT:FORMAT)")
+        if path is None:
+            raise ValueError("--source file needs --file PATH, a raw framebuffer dump")
+        if not layout_name:
+            raise ValueError("--source file needs --layout: a known name (inkcast layouts) or WIDTHxHEIGHT:FORMAT")
         return FileSource(path, layout_name)
     raise ValueError(f"unknown source kind {kind!r}: use one of {', '.join(KINDS)}")

@@ -896,8 +896,9 @@ def default_hostname(model: str | None) -> str:
 
 @dataclass(repr=False)
 class TailnetSettings:
-    tailnet: bool = setting(False, "join the tailnet in user space (libtailscale) and reach signaling through it")
-    tailnet_hostname: str = setting("", "this node's tailnet name (default: from the tablet model, e.g. inkcast-remarkable-2)")
+    tailnet: bool = setting(False, "join the tailnet in user space (libtailscale); tablets reach signaling through it")
+    tailnet_hostname: str = setting("", "this node's tailnet name (default: a tablet's from its model, e.g. "
+                                    "inkcast-remarkable-2; signaling's inkcast-signaling)")
     tailnet_state_dir: Path = setting(DEFAULT_STATE_DIR, "where the node keeps its keys (reused across restarts)")
     tailnet_authkey: str = setting("", "tailnet auth key (without one, a login URL is shown)", secret=True)
     tailnet_authkey_file: Path | None = setting(None, "file holding the tailnet auth key")

@@ -112,3 +112,23 @@ def test_secrets_are_not_printed_at_start(tmp_path):
     assert "device_token = (set)" in result.stderr
     assert "super-secret-device-token-123" not in result.stdout + result.stderr
     assert result.returncode != 0 and "none.raw" in result.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (["demo", "--port", "99999"], "--port (or INKCAST_PORT) must be 0-65535"),
+    (["demo", "--port", "abc"], "not a whole number: 'abc'"),
+    (["demo", "--max-fps", "0"], "--max-fps (or INKCAST_MAX_FPS) must be positive"),
+    (["demo", "--link-ttl", "0"], "--link-ttl"),
+    (["demo", "--layout", "nonsense"], "unknown layout 'nonsense'"),
+    (["tablet", "--signal-url", "nonsense"], "--signal-url (or INKCAST_SIGNAL_URL) must be a ws:// or wss:// URL"),
+    (["tablet", "--source", "file", "--layout", "rm2-3.24-bgra"], "--source file needs --file"),
+    (["tablet", "--source", "replay", "--name", "Bad Name"], "--name 'Bad Name'"),
+    (["tablet"], "--source replay"),  # not a tablet: say what works on a computer
+    (["signal", "--host", "host.invalid", "--port", "0"], "cannot listen on host.invalid"),
+])
+def test_bad_settings_get_one_clear_line(args, words, tmp_path):
+    env = {**clean_env(), "INKCAST_STATE_DIR": str(tmp_path), "INKCAST_DEVICE_TOKEN": "device-token-0123456789"}
+    result = subprocess.run([*INKCAST, *args], capture_output=True, text=True, env=env, timeout=30)
+    assert result.returncode != 0
+    assert words in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -99,8 +99,10 @@ def test_bad_layout_specs_are_explained(spec):
 
 
 def test_open_source_arguments(tmp_path):
-    with pytest.raises(ValueError, match="needs a path and a layout"):
+    with pytest.raises(ValueError, match="needs --layout"):
         open_source("file", layout_name=None, path=tmp_path / "x")
+    with pytest.raises(ValueError, match="needs --file"):
+        open_source("file", layout_name="rm2-3.24-bgra", path=None)
     with pytest.raises(ValueError, match="unknown source kind"):
         open_source("camera", layout_name=None, path=None)
     with pytest.raises(FileNotFoundError):

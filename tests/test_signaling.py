@@ -72,13 +72,18 @@ async def test_offer_reaches_tablet_and_answer_comes_back(client, offer_sdp):
     assert response.headers["Location"] == f"/whep/desk/{offer['id']}"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
-    # DELETE ends the session and tells the tablet; a second DELETE finds nothing.
+    # DELETE ends the session and tells the tablet; again is harmless (the page's hang-up often
+    # comes after the tablet saw the viewer go); a session that never was is 404.
     delete = await client.delete(response.headers["Location"], headers={"Authorization": f"Bearer {token}"})
     assert delete.status == 200
     close = await ws.receive_json(timeout=5)
     assert close == {"type": "close", "id": offer["id"]}
     again = await client.delete(response.headers["Location"], headers={"Authorization": f"Bearer {token}"})
-    assert again.status == 404
+    assert again.status == 200
+    never = await client.delete("/whep/desk/no-such-session", headers={"Authorization": f"Bearer {token}"})
+    assert never.status == 404
+    with pytest.raises(asyncio.TimeoutError):
+        await ws.receive_json(timeout=0.3)  # nothing more told to the tablet
 
 
 async def test_tablet_with_a_wrong_device_token_is_refused(client):
@@ -278,6 +283,12 @@ async def test_links_api_mints_and_revokes_with_the_device_token(client, offer_s
     assert await ws.receive_json(timeout=3) == {"type": "close", "id": offer["id"]}
     response = await post_offer(client, "desk", link["token"], offer_sdp)
     assert response.status == 401 and "revoked" in (await response.json())["error"]
+
+
+async def test_links_only_for_tablets_that_registered(client):
+    response = await client.post("/api/links", json={"tablet": "typo"},
+                                 headers={"Authorization": f"Bearer {DEVICE_TOKEN}"})
+    assert response.status == 404 and "typo" in (await response.json())["error"]
 
 
 async def test_tablet_can_ask_for_a_link(client):

@@ -28,7 +28,7 @@
 
   function retry(seconds, why, state = "retrying") {
     hangUp();
-    const wait = Math.min(seconds * Math.pow(1.5, Math.min(status.attempts, 6)), 30);
+    const wait = Math.min(seconds * Math.pow(1.5, Math.min(status.attempts, 6)), 10);
     status.attempts += 1;
     let left = Math.ceil(wait);
     show(state, `${why} — retrying in ${left} s`);
@@ -41,10 +41,22 @@
     }, 1000);
   }
 
+  // While reconnecting, keep showing the last picture rather than an ended (black) video.
+  const still = document.getElementById("still");
+  function holdLastPicture() {
+    if (!video.srcObject || !video.videoWidth) return;
+    still.width = video.videoWidth;
+    still.height = video.videoHeight;
+    still.getContext("2d").drawImage(video, 0, 0);
+    still.hidden = false;
+    video.srcObject = null;
+  }
+
   async function hangUp() {
     const { pc, session } = status;
     status.pc = null;
     status.session = null;
+    holdLastPicture();
     if (pc) pc.close();
     if (session) fetch(session, { method: "DELETE", headers: auth, keepalive: true }).catch(() => {});
   }
@@ -133,7 +145,7 @@
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
   }
 
-  video.addEventListener("playing", () => { status.attempts = 0; show("live", "live"); });
+  video.addEventListener("playing", () => { status.attempts = 0; still.hidden = true; show("live", "live"); });
   window.addEventListener("pagehide", hangUp);
   connect();
 })();
