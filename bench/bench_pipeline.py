@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -534,9 +533,8 @@ def dry_run(page: Path, layout_name: str, seconds: float) -> dict:
     """The page replayed on a fake clock at 10 fps: how many captures change, by our ChangeDetector
     and by the replay's progress (what the naive track counts), and what one RGB round costs."""
     import av
-    import numpy as np
 
-    from bench_pixels import naive_rgb
+    from bench_pixels import best_ms, naive_rgb
     from streamer.changes import ChangeDetector
     from streamer.layouts import get_layout
     from streamer.source import open_source
@@ -560,13 +558,7 @@ def dry_run(page: Path, layout_name: str, seconds: float) -> dict:
         prev, cur = cur, prev
 
     def best(fn, n=5):
-        fn()
-        out = float("inf")
-        for _ in range(n):
-            a = time.process_time()
-            fn()
-            out = min(out, time.process_time() - a)
-        return out * 1000
+        return best_ms(fn, n, timer=time.process_time)
 
     rgb = naive_rgb(prev, layout)
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")

@@ -137,3 +137,14 @@ class ReplaySource:
 def open_replay(path: Path | None, layout: Layout, **kw) -> ReplaySource:
     page = default_page() if path is None else read_page(path)
     return ReplaySource(page, layout, **kw)
+
+
+def finished_frame(path: Path | None, layout: Layout) -> bytes:
+    """A page (None: the built-in one) drawn to its end, as native frame bytes (tests, benchmarks)."""
+    t = [0.0]
+    source = open_replay(path, layout, loop=False, clock=lambda: t[0])
+    buf = bytearray(layout.frame_bytes)
+    source.read_into(buf)  # starts the page
+    t[0] = source.duration + 1
+    source.read_into(buf)
+    return bytes(buf)

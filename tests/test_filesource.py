@@ -4,21 +4,14 @@ import numpy as np
 import pytest
 
 from streamer.filesource import FileSource
-from streamer.hershey import default_page
 from streamer.layouts import LAYOUTS, RM2_BGRA, get_layout
 from streamer.pixelformat import FLIP_VERTICAL, I420Converter, PixelFormat
-from streamer.replay import ReplaySource
+from streamer.replay import finished_frame
 from streamer.source import open_source
 
 
 def hershey_frame(layout):
-    t = [0.0]
-    src = ReplaySource(default_page(), layout, loop=False, clock=lambda: t[0])
-    buf = bytearray(layout.frame_bytes)
-    src.read_into(buf)
-    t[0] = 1e6
-    src.read_into(buf)
-    return bytes(buf)
+    return finished_frame(None, layout)
 
 
 @pytest.fixture(scope="module")

@@ -217,46 +217,36 @@ func requireString(p *C.char, what string) (string, error) {
 	return C.GoString(p), nil
 }
 
-//export tailscale_set_dir
-func tailscale_set_dir(sd C.int, dir *C.char) C.int {
-	return configure(sd, "tailscale_set_dir", func(ts *tsnet.Server) error {
-		v, err := requireString(dir, "dir")
-		if err == nil && v == "" {
-			err = errors.New("dir is empty")
+// setString is the body of the string setters: a NULL pointer is an error, not a crash.
+func setString(sd C.int, call string, p *C.char, what string, required bool, set func(*tsnet.Server, string)) C.int {
+	return configure(sd, call, func(ts *tsnet.Server) error {
+		v, err := requireString(p, what)
+		if err == nil && required && v == "" {
+			err = fmt.Errorf("%s is empty", what)
 		}
-		ts.Dir = v
+		set(ts, v)
 		return err
 	})
+}
+
+//export tailscale_set_dir
+func tailscale_set_dir(sd C.int, dir *C.char) C.int {
+	return setString(sd, "tailscale_set_dir", dir, "dir", true, func(ts *tsnet.Server, v string) { ts.Dir = v })
 }
 
 //export tailscale_set_hostname
 func tailscale_set_hostname(sd C.int, hostname *C.char) C.int {
-	return configure(sd, "tailscale_set_hostname", func(ts *tsnet.Server) error {
-		v, err := requireString(hostname, "hostname")
-		if err == nil && v == "" {
-			err = errors.New("hostname is empty")
-		}
-		ts.Hostname = v
-		return err
-	})
+	return setString(sd, "tailscale_set_hostname", hostname, "hostname", true, func(ts *tsnet.Server, v string) { ts.Hostname = v })
 }
 
 //export tailscale_set_authkey
 func tailscale_set_authkey(sd C.int, authkey *C.char) C.int {
-	return configure(sd, "tailscale_set_authkey", func(ts *tsnet.Server) error {
-		v, err := requireString(authkey, "authkey")
-		ts.AuthKey = v
-		return err
-	})
+	return setString(sd, "tailscale_set_authkey", authkey, "authkey", false, func(ts *tsnet.Server, v string) { ts.AuthKey = v })
 }
 
 //export tailscale_set_control_url
 func tailscale_set_control_url(sd C.int, controlURL *C.char) C.int {
-	return configure(sd, "tailscale_set_control_url", func(ts *tsnet.Server) error {
-		v, err := requireString(controlURL, "control_url")
-		ts.ControlURL = v
-		return err
-	})
+	return setString(sd, "tailscale_set_control_url", controlURL, "control_url", false, func(ts *tsnet.Server, v string) { ts.ControlURL = v })
 }
 
 //export tailscale_set_ephemeral

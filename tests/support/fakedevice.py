@@ -222,14 +222,8 @@ def make_tablet(root: Path, entry: KnownLayout, frame: bytes | None, *, firmware
     return FakeTablet(root, address, XOCHITL_PID if xochitl else None)
 
 
-def render_page(page_path: Path | None, layout, clock_end: float = 1e6) -> bytes:
+def render_page(page_path: Path | None, layout) -> bytes:
     """A page (None: the built-in one) drawn to its end by the replay, as native frame bytes."""
-    from streamer.replay import open_replay
+    from streamer.replay import finished_frame
 
-    t = [0.0]
-    src = open_replay(page_path, layout, loop=False, clock=lambda: t[0])
-    buf = bytearray(layout.frame_bytes)
-    src.read_into(buf)  # starts the page
-    t[0] = clock_end
-    src.read_into(buf)
-    return bytes(buf)
+    return finished_frame(page_path, layout)
